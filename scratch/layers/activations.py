@@ -1,0 +1,231 @@
+"""Element-wise activation layers: ReLU, LeakyReLU, Tanh and Sigmoid.
+
+Each layer keeps what its backward pass needs from the forward pass: the
+input for ReLU and LeakyReLU, the output for Tanh and Sigmoid (their
+derivatives are cheapest written in terms of the output).
+
+Keras twins: ``keras.layers.ReLU``, ``keras.layers.LeakyReLU``,
+``keras.layers.Activation("tanh")`` and ``keras.layers.Activation("sigmoid")``.
+The ``activation=`` argument of Dense and the convolutions accepts the same
+names (see ``get``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch.layers.base import Layer
+
+
+class ReLU(Layer):
+    """Rectified linear unit, with Keras's optional slope, cap and threshold.
+
+    Forward::
+
+        f(x) = max_value                      if x >= max_value
+             = x                              if threshold <= x < max_value
+             = negative_slope * (x - threshold) otherwise
+
+    Backward: ``df/dx`` is 1 on the middle piece, ``negative_slope`` below
+    the threshold and 0 above ``max_value``.
+
+    Args:
+        max_value: upper cap, or None for no cap (Keras default None).
+        negative_slope: slope below the threshold (default 0.0).
+        threshold: where the linear part starts (default 0.0).
+
+    Input shape: any. Output shape: same as input.
+    """
+
+    def __init__(
+        self,
+        max_value: float | None = None,
+        negative_slope: float = 0.0,
+        threshold: float = 0.0,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_value is not None and max_value < 0.0:
+            raise ValueError(
+                f"ReLU '{self.name}': max_value must be None or >= 0, received {max_value}."
+            )
+        if negative_slope is None or negative_slope < 0.0:
+            raise ValueError(
+                f"ReLU '{self.name}': negative_slope must be >= 0, received {negative_slope}."
+            )
+        if threshold is None or threshold < 0.0:
+            raise ValueError(
+                f"ReLU '{self.name}': threshold must be >= 0, received {threshold}."
+            )
+        self.max_value = max_value
+        self.negative_slope = negative_slope
+        self.threshold = threshold
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        self._x = x
+
+        below = x < self.threshold
+        y = np.where(below, self.negative_slope * (x - self.threshold), x)
+        if self.max_value is not None:
+            y = np.minimum(y, self.max_value)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_forward(self._x)
+        grad_output = self._check_grad_output(grad_output, self._x.shape)
+        x = self._x
+
+        slope = np.where(x < self.threshold, self.negative_slope, 1.0)
+        if self.max_value is not None:
+            slope = np.where(x >= self.max_value, 0.0, slope)
+        return (grad_output * slope).astype(x.dtype, copy=False)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "max_value": self.max_value,
+            "negative_slope": self.negative_slope,
+            "threshold": self.threshold,
+        }
+
+
+class LeakyReLU(Layer):
+    """Leaky ReLU: ``f(x) = x`` for ``x >= 0``, else ``negative_slope * x``.
+
+    Backward: ``df/dx = 1`` for ``x >= 0``, else ``negative_slope``.
+
+    Args:
+        negative_slope: slope for negative inputs. Keras's default is 0.3;
+            the DCGAN paper uses 0.2.
+
+    Input shape: any. Output shape: same as input.
+    """
+
+    def __init__(self, negative_slope: float = 0.3, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if negative_slope is None or negative_slope < 0:
+            raise ValueError(
+                f"LeakyReLU '{self.name}': negative_slope must be >= 0, "
+                f"received {negative_slope}."
+            )
+        self.negative_slope = negative_slope
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        self._x = x
+
+        y = np.where(x >= 0, x, self.negative_slope * x)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_forward(self._x)
+        grad_output = self._check_grad_output(grad_output, self._x.shape)
+
+        slope = np.where(self._x >= 0, 1.0, self.negative_slope).astype(self.dtype)
+        return grad_output * slope
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class Tanh(Layer):
+    """Hyperbolic tangent: ``y = tanh(x)``, with ``dy/dx = 1 - y**2``.
+
+    G's output layer: it maps to (-1, 1), the range MNIST pixels are scaled to.
+
+    Input shape: any. Output shape: same as input.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+
+        y = np.tanh(x)
+        self._y = y
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_forward(self._y)
+        grad_output = self._check_grad_output(grad_output, self._y.shape)
+
+        return grad_output * (1 - self._y**2)
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid: ``y = 1 / (1 + exp(-x))``, with ``dy/dx = y * (1 - y)``.
+
+    The forward pass never calls ``exp`` of a large positive number: for
+    ``x < 0`` it uses the equal form ``exp(x) / (1 + exp(x))``.
+
+    Input shape: any. Output shape: same as input.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+
+        exp_minus_abs = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + exp_minus_abs), exp_minus_abs / (1 + exp_minus_abs))
+        self._y = y.astype(x.dtype, copy=False)
+        return self._y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_forward(self._y)
+        grad_output = self._check_grad_output(grad_output, self._y.shape)
+
+        return grad_output * self._y * (1 - self._y)
+
+
+class Linear(Layer):
+    """Identity, ``y = x``: what ``activation=None`` or ``'linear'`` means in Keras."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        self._shape = x.shape
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_forward(self._shape)
+        return self._check_grad_output(grad_output, self._shape)
+
+
+_ACTIVATIONS = {
+    "linear": Linear,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+}
+
+
+def get(identifier: str | None, name: str | None = None) -> Layer | None:
+    """Return a fresh activation layer for an ``activation=`` argument.
+
+    ``None`` and ``'linear'`` return None (no activation). The other names
+    are Keras's: ``'relu'``, ``'leaky_relu'`` (Keras's function default slope
+    0.2), ``'tanh'`` and ``'sigmoid'``.
+    """
+    if identifier is None or identifier == "linear":
+        return None
+    if isinstance(identifier, str) and identifier in _ACTIVATIONS:
+        if identifier == "leaky_relu":
+            # keras.activations.leaky_relu defaults to 0.2, unlike the
+            # LeakyReLU layer's 0.3.
+            return LeakyReLU(negative_slope=0.2, name=name)
+        return _ACTIVATIONS[identifier](name=name)
+    raise ValueError(
+        f"Unknown activation {identifier!r}; expected None or one of {sorted(_ACTIVATIONS)}."
+    )

@@ -1,0 +1,51 @@
+"""Comparison helpers shared by the test files.
+
+Tolerances follow one rule: the max abs error between two tensors must be at
+most ``factor`` times the magnitude (max abs value) of the expected tensor,
+with ``factor`` 1e-10 in float64 and 1e-5 in float32. An all-zero expected
+tensor uses ``factor`` as an absolute tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RELATIVE_FACTOR = {np.dtype("float64"): 1e-10, np.dtype("float32"): 1e-5}
+
+
+def tolerance_for(expected: np.ndarray, factor: float) -> float:
+    magnitude = float(np.max(np.abs(expected))) if expected.size else 0.0
+    return factor * magnitude if magnitude > 0 else factor
+
+
+def assert_close(
+    name: str,
+    actual: np.ndarray,
+    expected: np.ndarray,
+    factor: float | None = None,
+) -> None:
+    """Assert that ``actual`` (scratch) matches ``expected`` (Keras) in shape and value.
+
+    The failure message names the tensor, both shapes or the max abs
+    difference, and the tolerance.
+    """
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (
+        f"{name}: scratch shape {actual.shape} != Keras shape {expected.shape}"
+    )
+    if factor is None:
+        factor = RELATIVE_FACTOR[np.dtype(expected.dtype)]
+    tolerance = tolerance_for(expected, factor)
+    difference = float(np.max(np.abs(actual.astype(np.float64) - expected))) if actual.size else 0.0
+    assert np.all(np.isfinite(actual)), f"{name}: scratch tensor has non-finite values"
+    assert difference <= tolerance, (
+        f"{name}: max abs difference {difference:.3e} > tolerance {tolerance:.3e} "
+        f"(factor {factor:g} x magnitude {tolerance_for(expected, 1.0):.3e})"
+    )
+
+
+def assert_same_dtype(name: str, actual: np.ndarray, dtype: np.dtype) -> None:
+    assert np.asarray(actual).dtype == np.dtype(dtype), (
+        f"{name}: dtype {np.asarray(actual).dtype}, expected {np.dtype(dtype)}"
+    )
