@@ -50,8 +50,13 @@ def keras_forward_backward(
         if gradient is None:
             gradient = np.zeros(variable.shape, dtype=x.dtype)
         grad_params[variable.name] = np.asarray(gradient)
+    grad_input = gradients[0]
+    if grad_input is None:
+        # TensorFlow returns None when the output does not depend on the
+        # input at all (e.g. Dropout with rate 1); the gradient is then zero.
+        grad_input = np.zeros(x.shape, dtype=x.dtype)
     return KerasPass(
         output=np.asarray(output),
-        grad_input=np.asarray(gradients[0]),
+        grad_input=np.asarray(grad_input),
         grad_params=grad_params,
     )

@@ -17,17 +17,42 @@ import numpy as np
 from scratch.layers.base import Layer
 
 
+def _leaky_relu_slope(negative_slope: float) -> float:
+    """Return ``negative_slope`` rounded to float32, the slope ``tf.nn.leaky_relu`` uses.
+
+    TensorFlow stores the op's ``alpha`` as a 32-bit float attribute, so in
+    float64 Keras multiplies by ``float32(0.2) = 0.20000000298...``, not 0.2.
+    """
+    return float(np.float32(negative_slope))
+
+
 class ReLU(Layer):
     """Rectified linear unit, with Keras's optional slope, cap and threshold.
 
     Forward::
 
-        f(x) = max_value                      if x >= max_value
-             = x                              if threshold <= x < max_value
+        f(x) = min(x, max_value)                if x > threshold
              = negative_slope * (x - threshold) otherwise
 
-    Backward: ``df/dx`` is 1 on the middle piece, ``negative_slope`` below
-    the threshold and 0 above ``max_value``.
+    So ``f(threshold) = 0``, as in Keras's implementation. Its docstring
+    gives ``x`` for ``x >= threshold``, but its code keeps ``x`` only for
+    ``x > threshold``.
+
+    Backward: ``df/dx`` is 1 for ``threshold < x < max_value``,
+    ``negative_slope`` for ``x < threshold`` and 0 above ``max_value``. At
+    the kinks the layer returns the one-sided derivative that Keras 3 with
+    TensorFlow returns (``keras/src/activations/activations.py``, checked
+    against Keras 3.15):
+
+    - at ``x == threshold``: 0, except ``negative_slope`` when
+      ``threshold == 0`` and ``max_value is None`` (Keras then calls
+      ``tf.nn.leaky_relu``, whose gradient at 0 is the slope);
+    - at ``x == max_value``: 1 (the gradient of ``tf.clip_by_value``),
+      except 0 when ``max_value == 6`` and ``threshold == 0`` (Keras then
+      calls ``tf.nn.relu6``).
+
+    When Keras calls ``tf.nn.leaky_relu``, the slope is rounded to float32
+    as there (see ``_leaky_relu_slope``).
 
     Args:
         max_value: upper cap, or None for no cap (Keras default None).
@@ -66,8 +91,8 @@ class ReLU(Layer):
         x = self._prepare_input(x)
         self._x = x
 
-        below = x < self.threshold
-        y = np.where(below, self.negative_slope * (x - self.threshold), x)
+        above = x > self.threshold
+        y = np.where(above, x, self._slope() * (x - self.threshold))
         if self.max_value is not None:
             y = np.minimum(y, self.max_value)
         return y.astype(x.dtype, copy=False)
@@ -77,10 +102,32 @@ class ReLU(Layer):
         grad_output = self._check_grad_output(grad_output, self._x.shape)
         x = self._x
 
-        slope = np.where(x < self.threshold, self.negative_slope, 1.0)
-        if self.max_value is not None:
-            slope = np.where(x >= self.max_value, 0.0, slope)
+        linear = x > self.threshold
+        if self.max_value is not None and self._uses_relu6():
+            linear &= x < self.max_value
+        elif self.max_value is not None:
+            linear &= x <= self.max_value
+
+        if self._uses_leaky_relu():
+            negative = ~linear
+        else:
+            negative = x < self.threshold
+
+        slope = np.where(linear, 1.0, np.where(negative, self._slope(), 0.0))
         return (grad_output * slope).astype(x.dtype, copy=False)
+
+    def _slope(self) -> float:
+        if self._uses_leaky_relu():
+            return _leaky_relu_slope(self.negative_slope)
+        return self.negative_slope
+
+    def _uses_leaky_relu(self) -> bool:
+        """Return whether Keras computes this ReLU with ``tf.nn.leaky_relu``."""
+        return self.negative_slope != 0 and self.max_value is None and self.threshold == 0
+
+    def _uses_relu6(self) -> bool:
+        """Return whether Keras computes this ReLU's positive part with ``tf.nn.relu6``."""
+        return self.threshold == 0 and self.max_value == 6
 
     def get_config(self) -> dict:
         return {
@@ -92,9 +139,11 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """Leaky ReLU: ``f(x) = x`` for ``x >= 0``, else ``negative_slope * x``.
+    """Leaky ReLU: ``f(x) = x`` for ``x > 0``, else ``negative_slope * x``.
 
-    Backward: ``df/dx = 1`` for ``x >= 0``, else ``negative_slope``.
+    Backward: ``df/dx = 1`` for ``x > 0``, else ``negative_slope``. At
+    ``x = 0`` this is the slope, as the gradient of ``tf.nn.leaky_relu``.
+    The slope is rounded to float32, as in that op (see ``_leaky_relu_slope``).
 
     Args:
         negative_slope: slope for negative inputs. Keras's default is 0.3;
@@ -117,14 +166,15 @@ class LeakyReLU(Layer):
         x = self._prepare_input(x)
         self._x = x
 
-        y = np.where(x >= 0, x, self.negative_slope * x)
+        y = np.where(x > 0, x, _leaky_relu_slope(self.negative_slope) * x)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         self._require_forward(self._x)
         grad_output = self._check_grad_output(grad_output, self._x.shape)
 
-        slope = np.where(self._x >= 0, 1.0, self.negative_slope).astype(self.dtype)
+        slope = np.where(self._x > 0, 1.0, _leaky_relu_slope(self.negative_slope))
+        slope = slope.astype(self.dtype)
         return grad_output * slope
 
     def get_config(self) -> dict:

@@ -130,7 +130,7 @@ class Layer:
                 f"Layer '{self.name}': expected {len(names)} weight arrays "
                 f"{names}, received {len(weights)}."
             )
-        for name, value in zip(names, weights):
+        for name, value in zip(names, weights, strict=True):
             self.set_weight(name, value)
 
     def set_weight(self, name: str, value: np.ndarray) -> None:
