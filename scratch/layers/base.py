@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,15 +42,10 @@ def _unique_name(prefix: str) -> str:
 
 
 def _snake_case(name: str) -> str:
-    """Turn ``Conv2DTranspose`` into ``conv2d_transpose`` (Keras's default names)."""
-    out = []
-    for i, char in enumerate(name):
-        if char.isupper() and i > 0 and not name[i - 1].isupper():
-            out.append("_")
-        elif char.isupper() and 0 < i < len(name) - 1 and name[i + 1].islower():
-            out.append("_")
-        out.append(char.lower())
-    return "".join(out)
+    """Turn ``Conv2DTranspose`` into ``conv2d_transpose`` with Keras's own rule."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def standardize_dtype(dtype: object, layer_name: str) -> np.dtype | None:
