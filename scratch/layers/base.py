@@ -130,7 +130,7 @@ class Layer:
             self.set_weight(name, value)
 
     def set_weight(self, name: str, value: np.ndarray) -> None:
-        """Replace one weight by a copy of ``value`` after checking it."""
+        """Copy ``value`` into one weight, in place, after checking shape and dtype."""
         current = self._weight(name)
         value = np.asarray(value)
         if value.shape != current.shape:
@@ -143,8 +143,9 @@ class Layer:
                 f"{type(self).__name__} '{self.name}': {name} dtype "
                 f"{value.dtype} does not match the layer's {current.dtype}."
             )
-        target = self.params if name in self.params else self.state
-        target[name] = value.copy()
+        # Copy into the existing array, so that optimisers and containers
+        # holding a reference to it see the new values.
+        current[...] = value
 
     def _weight(self, name: str) -> np.ndarray:
         if name in self.params:
