@@ -1,0 +1,1 @@
+"""On-demand measurements of the two backends (not part of the test suite)."""
