@@ -27,3 +27,28 @@ def mnist_test_dir() -> Path:
 def dtype(request: pytest.FixtureRequest) -> str:
     """Run a test once in float64 and once in float32."""
     return request.param
+
+
+# Test files that compare scratch code with Keras on shared weights. Their
+# tests carry the ``equivalence`` marker, so `pytest -m equivalence` runs just them.
+EQUIVALENCE_FILES = {
+    "test_activations.py",
+    "test_batch_normalization.py",
+    "test_conv2d.py",
+    "test_conv2d_transpose.py",
+    "test_dense.py",
+    "test_dropout.py",
+    "test_reshaping.py",
+    "test_weights.py",
+    "test_losses.py",
+    "test_optimizers.py",
+    "test_models.py",
+    "test_gan_step.py",
+    "test_compare.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in EQUIVALENCE_FILES:
+            item.add_marker(pytest.mark.equivalence)

@@ -16,7 +16,9 @@ from scratch.layers import activations
 from scratch.layers.base import Layer
 from scratch.layers.conv_reference import conv2d_backward_loop, conv2d_forward_loop
 from scratch.layers.conv_utils import (
+    SHARED_WORKSPACE,
     Pads,
+    Workspace,
     check_data_format,
     check_dilation_rate,
     check_filters,
@@ -40,7 +42,11 @@ from scratch.layers.conv_utils import (
 # Fast functions: im2col and one matrix product per gradient
 # ---------------------------------------------------------------------- #
 def conv2d_forward(
-    x: np.ndarray, kernel: np.ndarray, strides: tuple[int, int], pads: Pads
+    x: np.ndarray,
+    kernel: np.ndarray,
+    strides: tuple[int, int],
+    pads: Pads,
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Convolve ``x`` with ``kernel`` and return ``(y, columns)``, without bias.
 
@@ -53,6 +59,8 @@ def conv2d_forward(
         kernel: ``(kh, kw, in_channels, filters)``.
         strides: ``(sh, sw)``.
         pads: zeros added ``((top, bottom), (left, right))`` before convolving.
+        workspace: optional buffer for the im2col matrix. The returned matrix
+            is then that buffer, valid only until the workspace's next use.
 
     Returns:
         ``y`` of shape ``(batch, out_height, out_width, filters)`` and the im2col
@@ -63,7 +71,9 @@ def conv2d_forward(
     x_pad = pad_spatial(x, pads)  # (batch, top + H + bottom, left + W + right, in)
     out_height, out_width = windowed_output_size(x_pad.shape, (kh, kw), strides)
 
-    columns = im2col(x_pad, (kh, kw), strides)  # (batch * out_h * out_w, kh * kw * in)
+    rows = x.shape[0] * out_height * out_width
+    out = None if workspace is None else workspace.get((rows, kh * kw * in_channels), x.dtype)
+    columns = im2col(x_pad, (kh, kw), strides, out=out)  # (batch * out_h * out_w, kh * kw * in)
     kernel_matrix = kernel.reshape(kh * kw * in_channels, filters)
     y = columns @ kernel_matrix  # (batch * out_h * out_w, filters)
 
@@ -88,6 +98,7 @@ def conv2d_input_gradient(
     input_shape: tuple[int, int, int, int],
     strides: tuple[int, int],
     pads: Pads,
+    workspace: Workspace | None = None,
 ) -> np.ndarray:
     """Return dL/dx of a convolution given dL/dy (also Conv2DTranspose's forward pass).
 
@@ -100,6 +111,7 @@ def conv2d_input_gradient(
         kernel: ``(kh, kw, in_channels, filters)``.
         input_shape: ``(batch, height, width, in_channels)`` of x, before padding.
         strides, pads: as in the forward call.
+        workspace: optional buffer for the window gradients ``dcolumns``.
 
     Returns:
         ``(batch, height, width, in_channels)``. It can be a view into a
@@ -111,7 +123,11 @@ def conv2d_input_gradient(
 
     dy = grad_output.reshape(-1, filters)  # (batch * out_h * out_w, filters)
     kernel_matrix = kernel.reshape(kh * kw * in_channels, filters)
-    dcolumns = dy @ kernel_matrix.T  # (batch * out_h * out_w, kh * kw * in)
+    if workspace is None:
+        dcolumns = dy @ kernel_matrix.T  # (batch * out_h * out_w, kh * kw * in)
+    else:
+        dcolumns = workspace.get((dy.shape[0], kh * kw * in_channels), dy.dtype)
+        np.matmul(dy, kernel_matrix.T, out=dcolumns)
 
     padded_shape = (batch, top + height + bottom, left + width + right, in_channels)
     dx_pad = col2im(dcolumns, padded_shape, (kh, kw), strides)
@@ -125,13 +141,17 @@ def conv2d_backward(
     input_shape: tuple[int, int, int, int],
     strides: tuple[int, int],
     pads: Pads,
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(dx, dkernel)`` from dL/dy and the forward pass's ``columns``.
 
     Maps to ``conv2d_backward_loop``, with one matrix product per gradient.
+    ``columns`` may live in ``workspace``: it is read for dkernel before dx's
+    window gradients overwrite the buffer.
     """
     dkernel = conv2d_kernel_gradient(columns, grad_output, kernel.shape)
-    dx = conv2d_input_gradient(grad_output, kernel, input_shape, strides, pads)
+    del columns
+    dx = conv2d_input_gradient(grad_output, kernel, input_shape, strides, pads, workspace)
     return dx, dkernel
 
 
@@ -223,6 +243,7 @@ class Conv2D(Layer):
         self.bias_initializer = initializers.get(bias_initializer or "zeros")
         self.implementation = check_implementation(implementation, label)
         self._cache: tuple | None = None
+        self._workspace = SHARED_WORKSPACE  # for the im2col matrix and its gradient
 
     @property
     def label(self) -> str:
@@ -282,21 +303,21 @@ class Conv2D(Layer):
         pads = self.padding_amounts(x.shape)
 
         if self.implementation == "fast":
-            z, saved = conv2d_forward(x, kernel, self.strides, pads)  # saved: im2col matrix
+            z, _ = conv2d_forward(x, kernel, self.strides, pads, self._workspace)
         else:
-            z, saved = conv2d_forward_loop(x, kernel, self.strides, pads), x
+            z = conv2d_forward_loop(x, kernel, self.strides, pads)
 
         if self.use_bias:
             z += self.params["bias"]  # (batch, out_h, out_w, filters)
 
-        self._cache = (x.shape, output_shape, pads, kernel, saved)
+        self._cache = (x.shape, output_shape, pads, kernel, x)
         if self.activation_layer is not None:
             return self.activation_layer.forward(z, training=training)
         return z
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         self._require_forward(self._cache)
-        input_shape, output_shape, pads, kernel, saved = self._cache
+        input_shape, output_shape, pads, kernel, x = self._cache
         grad_output = self._check_grad_output(grad_output, output_shape)
 
         dz = grad_output
@@ -304,9 +325,20 @@ class Conv2D(Layer):
             dz = self.activation_layer.backward(grad_output)
 
         if self.implementation == "fast":
-            dx, dkernel = conv2d_backward(dz, saved, kernel, input_shape, self.strides, pads)
+            # The im2col matrix is rebuilt here, not kept from forward: with a
+            # 4x4 kernel and strides 2 it is 4 times the size of x, and one copy
+            # costs little next to the products. It and dx's window gradients
+            # share the layer's workspace, one after the other.
+            x_pad = pad_spatial(x, pads)
+            out_height, out_width = output_shape[1:3]
+            rows = x.shape[0] * out_height * out_width
+            columns = self._workspace.get((rows, kernel[..., 0].size), x.dtype)
+            im2col(x_pad, self.kernel_size, self.strides, out=columns)
+            dx, dkernel = conv2d_backward(
+                dz, columns, kernel, input_shape, self.strides, pads, self._workspace
+            )
         else:
-            dx, dkernel = conv2d_backward_loop(dz, saved, kernel, self.strides, pads)
+            dx, dkernel = conv2d_backward_loop(dz, x, kernel, self.strides, pads)
         self.grads["kernel"] = dkernel
 
         if self.use_bias:

@@ -26,7 +26,9 @@ from scratch.layers.conv_reference import (
     conv2d_transpose_forward_loop,
 )
 from scratch.layers.conv_utils import (
+    SHARED_WORKSPACE,
     Pads,
+    Workspace,
     check_data_format,
     check_dilation_rate,
     check_filters,
@@ -50,6 +52,7 @@ def conv2d_transpose_forward(
     strides: tuple[int, int],
     pads: Pads,
     output_size: tuple[int, int],
+    workspace: Workspace | None = None,
 ) -> np.ndarray:
     """Return the transposed convolution of ``x``, without bias.
 
@@ -64,13 +67,14 @@ def conv2d_transpose_forward(
         strides: ``(sh, sw)``.
         pads: ``((top, bottom), (left, right))`` cropped off the output.
         output_size: ``(out_height, out_width)``.
+        workspace: optional buffer for the patches before ``col2im`` adds them up.
 
     Returns:
         ``(batch, out_height, out_width, filters)``; can be a view into a
         padded buffer.
     """
     output_shape = (x.shape[0], *output_size, kernel.shape[2])
-    return conv2d_input_gradient(x, kernel, output_shape, strides, pads)
+    return conv2d_input_gradient(x, kernel, output_shape, strides, pads, workspace)
 
 
 def conv2d_transpose_backward(
@@ -79,6 +83,7 @@ def conv2d_transpose_backward(
     kernel: np.ndarray,
     strides: tuple[int, int],
     pads: Pads,
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(dx, dkernel)`` for ``conv2d_transpose_forward``.
 
@@ -86,7 +91,8 @@ def conv2d_transpose_backward(
     dL/dy with the same kernel (one product on the im2col matrix of dL/dy),
     and ``dkernel`` reuses that matrix with ``x`` in the role of dL/dy.
     """
-    dx, dy_columns = conv2d_forward(grad_output, kernel, strides, pads)  # dx: (batch, H, W, in)
+    # dx: (batch, H, W, in). dy_columns may be the workspace, read once below.
+    dx, dy_columns = conv2d_forward(grad_output, kernel, strides, pads, workspace)
     dkernel = conv2d_kernel_gradient(dy_columns, x, kernel.shape)  # (kh, kw, filters, in)
     return dx, dkernel
 
@@ -192,6 +198,7 @@ class Conv2DTranspose(Layer):
         self.bias_initializer = initializers.get(bias_initializer or "zeros")
         self.implementation = check_implementation(implementation, label)
         self._cache: tuple | None = None
+        self._workspace = SHARED_WORKSPACE  # for the window matrices
 
     @property
     def label(self) -> str:
@@ -268,7 +275,9 @@ class Conv2DTranspose(Layer):
         output_size = output_shape[1:3]
 
         if self.implementation == "fast":
-            z = conv2d_transpose_forward(x, kernel, self.strides, pads, output_size)
+            z = conv2d_transpose_forward(
+                x, kernel, self.strides, pads, output_size, self._workspace
+            )
         else:
             z = conv2d_transpose_forward_loop(x, kernel, self.strides, pads, output_size)
 
@@ -290,7 +299,9 @@ class Conv2DTranspose(Layer):
             dz = self.activation_layer.backward(grad_output)
 
         if self.implementation == "fast":
-            dx, dkernel = conv2d_transpose_backward(dz, x, kernel, self.strides, pads)
+            dx, dkernel = conv2d_transpose_backward(
+                dz, x, kernel, self.strides, pads, self._workspace
+            )
         else:
             dx, dkernel = conv2d_transpose_backward_loop(dz, x, kernel, self.strides, pads)
         self.grads["kernel"] = dkernel

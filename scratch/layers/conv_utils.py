@@ -275,7 +275,10 @@ def windowed_output_size(
 
 
 def im2col(
-    x_padded: np.ndarray, kernel_size: tuple[int, int], strides: tuple[int, int]
+    x_padded: np.ndarray,
+    kernel_size: tuple[int, int],
+    strides: tuple[int, int],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return the matrix whose rows are the kernel windows of ``x_padded``.
 
@@ -287,11 +290,13 @@ def im2col(
         x_padded: ``(batch, padded_height, padded_width, channels)``.
         kernel_size: ``(kh, kw)``.
         strides: ``(sh, sw)``.
+        out: optional C-contiguous buffer of the result's shape and dtype to
+            write into (see ``Workspace``); a new array when None.
 
     Returns:
         A C-contiguous ``(batch * out_height * out_width, kh * kw * channels)``
-        array of ``x_padded``'s dtype. Building it is the only copy: the
-        windows are a strided view first.
+        array of ``x_padded``'s dtype (``out`` when given). Building it is the
+        only copy: the windows are a strided view first.
     """
     (kh, kw), (sh, sw) = kernel_size, strides
     batch, _, _, channels = x_padded.shape
@@ -301,7 +306,46 @@ def im2col(
     windows = windows[:, : (out_height - 1) * sh + 1 : sh, : (out_width - 1) * sw + 1 : sw]
     windows = windows.transpose(0, 1, 2, 4, 5, 3)  # (batch, out_h, out_w, kh, kw, channels)
 
-    return np.ascontiguousarray(windows).reshape(batch * out_height * out_width, kh * kw * channels)
+    if out is None:
+        return np.ascontiguousarray(windows).reshape(
+            batch * out_height * out_width, kh * kw * channels
+        )
+    # reshape of a C-contiguous out is a view, so copyto fills out itself.
+    np.copyto(out.reshape(windows.shape), windows)
+    return out
+
+
+class Workspace:
+    """One scratch buffer that the convolution layers reuse instead of allocating anew.
+
+    The im2col matrix and its gradient are the largest temporaries of a
+    convolution (51 MB each for Conv2D(128, 4, 2) on a (256, 14, 14, 64)
+    float32 batch). glibc's malloc gives arrays above its mmap threshold
+    (at most 32 MiB by default) fresh pages on every allocation, and the
+    first write to each page adds roughly half the cost of a copy
+    (measured on the machine in docs/benchmarks.md). ``get`` returns a view
+    of one flat buffer that only grows, so every layer sharing the
+    workspace reuses the same memory.
+
+    NOTE: a buffer from ``get`` is overwritten by the next request, from any
+    layer sharing the workspace, so it must never leave the function that
+    asked for it, nor be used by two threads at once.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = np.empty(0, dtype=np.uint8)
+
+    def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Return an uninitialised C-contiguous array of ``shape`` and ``dtype``."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        if self._buffer.size < nbytes:
+            self._buffer = np.empty(nbytes, dtype=np.uint8)
+        return self._buffer[:nbytes].view(dtype).reshape(shape)
+
+
+SHARED_WORKSPACE = Workspace()
+"""The workspace of every Conv2D and Conv2DTranspose layer, as they run one at a time."""
 
 
 def col2im(

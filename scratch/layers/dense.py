@@ -109,9 +109,12 @@ class Dense(Layer):
             )
         self._x = x
 
+        # EXERCISE dense_layer: z = x @ kernel, plus the bias when use_bias is set.
+        # BEGIN SOLUTION
         z = x @ kernel  # (batch, ..., units)
         if self.use_bias:
             z = z + self.params["bias"]
+        # END SOLUTION
 
         y = z if self.activation is None else self.activation.forward(z, training=training)
         self._output_shape = y.shape
@@ -125,6 +128,8 @@ class Dense(Layer):
 
         dz = grad_output if self.activation is None else self.activation.backward(grad_output)
 
+        # EXERCISE dense_layer: set self.grads for kernel and bias from x and dz; return dx.
+        # BEGIN SOLUTION
         # Every row along the last axis is one sample for the kernel.
         x_rows = x.reshape(-1, x.shape[-1])  # (rows, in)
         dz_rows = dz.reshape(-1, self.units)  # (rows, units)
@@ -134,6 +139,7 @@ class Dense(Layer):
 
         dx = dz @ kernel.T  # (batch, ..., in)
         return dx
+        # END SOLUTION
 
     def get_config(self) -> dict:
         return {

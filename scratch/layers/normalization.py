@@ -242,7 +242,8 @@ class BatchNormalization(Layer):
             shift = self.params["beta"] - mean * scale
         else:
             shift = -mean * scale
-        y = x * scale.reshape(self._stats_shape) + shift.reshape(self._stats_shape)
+        y = x * scale.reshape(self._stats_shape)
+        y += shift.reshape(self._stats_shape)
 
         self._cache = _ForwardCache(
             training=bool(training),
@@ -279,49 +280,67 @@ class BatchNormalization(Layer):
         cache = self._cache
         grad_output = self._check_grad_output(grad_output, cache.output_shape)
         axes = self._reduction_axes
-        inv_std = cache.inv_std.reshape(self._stats_shape)
+        inv_std = cache.inv_std  # (channels,)
         x_centered = cache.x_centered
 
-        x_hat = x_centered * inv_std
+        # Two per-channel sums of grad_output give every gradient below. Since
+        # x_hat = x_centered * inv_std, sum(grad_output * x_hat) is inv_std times
+        # the second sum, so x_hat itself is never formed.
+        sum_dy = np.sum(grad_output, axis=axes)  # (channels,)
+        sum_dy_x_centered = np.sum(grad_output * x_centered, axis=axes)  # (channels,)
         if self.center:
-            self.grads["beta"] = np.sum(grad_output, axis=axes)  # (channels,)
+            self.grads["beta"] = sum_dy
         if self.scale:
-            self.grads["gamma"] = np.sum(grad_output * x_hat, axis=axes)  # (channels,)
+            self.grads["gamma"] = sum_dy_x_centered * inv_std
 
-        dx_hat = grad_output
-        if self.scale:
-            dx_hat = grad_output * self.params["gamma"].reshape(self._stats_shape)
+        # dx_hat = grad_output * gamma. Only its per-channel factor is kept.
+        gamma = self.params["gamma"] if self.scale else np.ones_like(inv_std)
 
         if not cache.training:
-            return dx_hat * inv_std
+            return grad_output * (gamma * inv_std).reshape(self._stats_shape)
 
-        return self._backward_through_batch_statistics(dx_hat, x_centered, inv_std)
+        return self._backward_through_batch_statistics(
+            grad_output, gamma, sum_dy, sum_dy_x_centered, x_centered, inv_std
+        )
 
     def _backward_through_batch_statistics(
-        self, dx_hat: np.ndarray, x_centered: np.ndarray, inv_std: np.ndarray
+        self,
+        grad_output: np.ndarray,
+        gamma: np.ndarray,
+        sum_dy: np.ndarray,
+        sum_dy_x_centered: np.ndarray,
+        x_centered: np.ndarray,
+        inv_std: np.ndarray,
     ) -> np.ndarray:
         """Chain rule through x_hat = (x - mean) * inv_std with batch mean and variance.
 
         Every x_i reaches the loss three ways: directly through x_hat_i, through
-        the variance and through the mean. The three steps below collect them.
+        the variance and through the mean. The three steps below collect them,
+        with ``dx_hat = grad_output * gamma``.
         Together they equal the compact form
         ``dx = inv_std / N * (N * dx_hat - sum(dx_hat) - x_hat * sum(dx_hat * x_hat))``.
         """
-        axes = self._reduction_axes
         n = x_centered.size // x_centered.shape[self.axis]
+        stats_shape = self._stats_shape
 
-        # keepdims=True keeps dvar and dmean in the broadcast shape, for
-        # example (1, 1, 1, channels) for NHWC inputs.
+        # Sums of dx_hat are gamma times the sums of grad_output.
+        sum_dx_hat = gamma * sum_dy  # (channels,)
+        sum_dx_hat_x_centered = gamma * sum_dy_x_centered  # (channels,)
+
         # d(inv_std)/d(variance) = -0.5 * (variance + epsilon)**-1.5 = -0.5 * inv_std**3
-        dvar = np.sum(dx_hat * x_centered, axis=axes, keepdims=True) * -0.5 * inv_std**3
+        dvar = sum_dx_hat_x_centered * -0.5 * inv_std**3  # (channels,)
 
         # The second term is 0 in exact arithmetic, because the centered
         # values sum to 0. TensorFlow's moments drop it with a stop_gradient on
         # the mean inside the variance. It stays here for the full chain rule.
-        dmean = np.sum(-dx_hat * inv_std, axis=axes, keepdims=True)
-        dmean = dmean + dvar * np.mean(-2.0 * x_centered, axis=axes, keepdims=True)
+        dmean = -sum_dx_hat * inv_std  # (channels,)
+        dmean = dmean + dvar * -2.0 * np.mean(x_centered, axis=self._reduction_axes)
 
-        dx = dx_hat * inv_std + dvar * 2.0 * x_centered / n + dmean / n
+        # dx = dx_hat * inv_std + dvar * 2 * x_centered / N + dmean / N, with the
+        # per-channel factors folded first so each term is one pass over the batch.
+        dx = grad_output * (gamma * inv_std).reshape(stats_shape)
+        dx += x_centered * (dvar * 2.0 / n).reshape(stats_shape)
+        dx += (dmean / n).reshape(stats_shape)
         return dx
 
     def get_config(self) -> dict:
