@@ -15,6 +15,7 @@ import pytest
 from conftest import PROJECT_ROOT
 from helpers import assert_close
 
+from benchmarks import bench_step, step_metrics
 from scratch.gan import build_gan
 from scratch.layers.activations import LeakyReLU, ReLU
 from scratch.layers.conv2d import Conv2D, conv2d_forward
@@ -23,13 +24,6 @@ from scratch.layers.dense import Dense
 from scratch.layers.normalization import BatchNormalization
 from scratch.layers.reshaping import Flatten
 from scratch.sequential import Sequential
-
-# NOTE: benchmarks/ is not an installed package and the pytest settings do not
-# put the repository root on sys.path, so this module adds it.
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from benchmarks import bench_step, step_metrics  # noqa: E402
 
 
 def tiny_model() -> Sequential:
