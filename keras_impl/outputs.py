@@ -227,16 +227,18 @@ def moving_average(values: Iterable[float], window: int) -> np.ndarray:
 
 def plot_metrics(rows: Sequence[dict[str, float]], path: str | Path) -> Path:
     """Plot D and G losses (top) and mean D(x) and D(G(z)) (bottom) against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure with its own Agg canvas draws off-screen without switching
+    # the process-wide backend, so inline figures in a notebook keep working.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if not rows:
         raise ValueError("plot_metrics: no metrics to plot")
     steps = np.array([row["step"] for row in rows])
     window = max(1, len(rows) // 50)
-    figure, (losses, outputs) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    figure = Figure(figsize=(8, 6))
+    FigureCanvasAgg(figure)
+    losses, outputs = figure.subplots(2, 1, sharex=True)
     for name, label in (("d_loss", "D loss"), ("g_loss", "G loss")):
         values = [row[name] for row in rows]
         line = losses.plot(steps, values, alpha=0.25, linewidth=0.8)[0]
@@ -255,5 +257,4 @@ def plot_metrics(rows: Sequence[dict[str, float]], path: str | Path) -> Path:
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
     return Path(path)
