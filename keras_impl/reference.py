@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 
 @dataclass
@@ -46,7 +45,7 @@ def keras_forward_backward(
     variables = list(layer.trainable_weights)
     gradients = tape.gradient(objective, [x_tensor, *[v.value for v in variables]])
     grad_params = {}
-    for variable, gradient in zip(variables, gradients[1:]):
+    for variable, gradient in zip(variables, gradients[1:], strict=True):
         if gradient is None:
             gradient = np.zeros(variable.shape, dtype=x.dtype)
         grad_params[variable.name] = np.asarray(gradient)

@@ -43,7 +43,10 @@ def ones(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> n
 def glorot_uniform(
     shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator
 ) -> np.ndarray:
-    """U(-limit, limit) with ``limit = sqrt(6 / (fan_in + fan_out))`` (Keras's default kernel initialiser)."""
+    """Draw from U(-limit, limit), ``limit = sqrt(6 / (fan_in + fan_out))``.
+
+    This is Keras's default kernel initialiser.
+    """
     fan_in, fan_out = compute_fans(shape)
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)

@@ -20,7 +20,8 @@ PROBE = """
 import importlib, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'torch'))
+frameworks = ('tensorflow', 'keras', 'jax', 'torch')
+loaded = sorted(m for m in sys.modules if m.split('.')[0] in frameworks)
 print(','.join(loaded))
 """
 
