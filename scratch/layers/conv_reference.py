@@ -43,6 +43,8 @@ def conv2d_forward_loop(
     x_pad = pad_spatial(x, pads)  # (batch, top + H + bottom, left + W + right, in)
     out_height, out_width = windowed_output_size(x_pad.shape, (kh, kw), strides)
 
+    # EXERCISE conv2d_loop: loop over output pixels, kernel offsets; window starts at (i*sh, j*sw).
+    # BEGIN SOLUTION
     y = np.zeros((x.shape[0], out_height, out_width, filters), dtype=x.dtype)
     for i in range(out_height):
         for j in range(out_width):
@@ -51,6 +53,7 @@ def conv2d_forward_loop(
                     pixel = x_pad[:, i * sh + di, j * sw + dj, :]  # (batch, in)
                     y[:, i, j, :] += pixel @ kernel[di, dj]  # (batch, filters)
     return y
+    # END SOLUTION
 
 
 def conv2d_backward_loop(
@@ -77,6 +80,8 @@ def conv2d_backward_loop(
     x_pad = pad_spatial(x, pads)
     _, out_height, out_width, _ = grad_output.shape
 
+    # EXERCISE conv2d_loop: redo the forward loops, sending dy to both factors; crop dx_pad last.
+    # BEGIN SOLUTION
     dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     dkernel = np.zeros(kernel.shape, dtype=kernel.dtype)
     for i in range(out_height):
@@ -90,6 +95,7 @@ def conv2d_backward_loop(
 
     dx = crop_spatial(dx_pad, pads)  # (batch, H, W, in)
     return np.ascontiguousarray(dx), dkernel
+    # END SOLUTION
 
 
 def conv2d_transpose_forward_loop(
@@ -118,6 +124,8 @@ def conv2d_transpose_forward_loop(
     padded_height = output_size[0] + top + bottom
     padded_width = output_size[1] + left + right
 
+    # EXERCISE conv2d_transpose_loop_forward: add each input pixel's patch onto y_pad, then crop.
+    # BEGIN SOLUTION
     y_pad = np.zeros((batch, padded_height, padded_width, filters), dtype=x.dtype)
     for i in range(height):
         for j in range(width):
@@ -128,6 +136,7 @@ def conv2d_transpose_forward_loop(
 
     y = crop_spatial(y_pad, pads)  # (batch, out_height, out_width, filters)
     return np.ascontiguousarray(y)
+    # END SOLUTION
 
 
 def conv2d_transpose_backward_loop(

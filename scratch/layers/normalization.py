@@ -283,6 +283,8 @@ class BatchNormalization(Layer):
         inv_std = cache.inv_std  # (channels,)
         x_centered = cache.x_centered
 
+        # EXERCISE batch_norm_backward: per-channel sum_dy, sum_dy_x_centered, then dbeta, dgamma.
+        # BEGIN SOLUTION
         # Two per-channel sums of grad_output give every gradient below. Since
         # x_hat = x_centered * inv_std, sum(grad_output * x_hat) is inv_std times
         # the second sum, so x_hat itself is never formed.
@@ -292,6 +294,7 @@ class BatchNormalization(Layer):
             self.grads["beta"] = sum_dy
         if self.scale:
             self.grads["gamma"] = sum_dy_x_centered * inv_std
+        # END SOLUTION
 
         # dx_hat = grad_output * gamma. Only its per-channel factor is kept.
         gamma = self.params["gamma"] if self.scale else np.ones_like(inv_std)
@@ -323,6 +326,8 @@ class BatchNormalization(Layer):
         n = x_centered.size // x_centered.shape[self.axis]
         stats_shape = self._stats_shape
 
+        # EXERCISE batch_norm_backward: dvar, then dmean, then dx as the sum of its three paths.
+        # BEGIN SOLUTION
         # Sums of dx_hat are gamma times the sums of grad_output.
         sum_dx_hat = gamma * sum_dy  # (channels,)
         sum_dx_hat_x_centered = gamma * sum_dy_x_centered  # (channels,)
@@ -342,6 +347,7 @@ class BatchNormalization(Layer):
         dx += x_centered * (dvar * 2.0 / n).reshape(stats_shape)
         dx += (dmean / n).reshape(stats_shape)
         return dx
+        # END SOLUTION
 
     def get_config(self) -> dict:
         return {
