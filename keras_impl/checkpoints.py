@@ -141,14 +141,20 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         CheckpointError: if the file is not a readable checkpoint of this format.
     """
     path = Path(path)
+    if path.is_dir():
+        # A run folder (the --out of `mnistgen train`) holds its checkpoint.
+        path = path / "checkpoint.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except ValueError as error:
+        # NumPy's own message suggests allow_pickle=True, which is never used
+        # here, so it is left out.
         raise CheckpointError(
-            f"{path}: not a checkpoint, or it contains pickled objects ({error})"
+            f"{path}: not an npz checkpoint, or it contains pickled objects, "
+            "which mnistgen never loads"
         ) from error
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
         raise CheckpointError(f"{path}: checkpoint is truncated or corrupt ({error})") from error

@@ -265,7 +265,10 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--checkpoint", type=_existing_path, required=True, help=f"a {CHECKPOINT_NAME} file"
+        "--checkpoint",
+        type=_existing_path,
+        required=True,
+        help=f"a {CHECKPOINT_NAME} file, or the run folder that contains it",
     )
     parser.add_argument(
         "--out", type=_png_path, default=Path("samples.png"), help="PNG file; default: samples.png"

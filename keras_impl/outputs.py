@@ -253,7 +253,8 @@ def plot_metrics(rows: Sequence[dict[str, float]], path: str | Path) -> Path:
     outputs.set_xlabel("step")
     outputs.set_ylabel("probability")
     outputs.legend()
-    figure.suptitle(f"GAN training metrics (lines: mean over {window} steps)")
+    smoothing = "per step" if window == 1 else f"mean over {window} steps"
+    figure.suptitle(f"GAN training metrics (lines: {smoothing})")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)

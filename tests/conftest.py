@@ -17,7 +17,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # first on PYTHONPATH by the exercise grader, still wins over this one.
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
-SHARED_MNIST_DIR = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
+# MNISTGEN_MNIST_DIR points the tests at another copy of the IDX files, e.g.
+# from a clone outside the folder that holds ``shared/``.
+SHARED_MNIST_DIR = Path(
+    os.environ.get("MNISTGEN_MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist")
+)
 
 
 @pytest.fixture

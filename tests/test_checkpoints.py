@@ -172,8 +172,17 @@ def test_pickle_inside_rejected(tmp_path: Path) -> None:
     payload[0] = {"code": "would run on unpickling"}
     np.savez(path, metadata=np.array("{}"), **{"generator/x/kernel": payload})
 
-    with pytest.raises(CheckpointError, match="pickled objects"):
+    with pytest.raises(CheckpointError, match="pickled objects") as raised:
         checkpoints.load_checkpoint(path)
+    assert "allow_pickle" not in str(raised.value)
+
+
+def test_run_folder_loads_its_checkpoint(tmp_path: Path) -> None:
+    save_example(tmp_path / "checkpoint.npz")
+
+    loaded = checkpoints.load_checkpoint(tmp_path)
+
+    assert loaded.metadata["step"] == 3
 
 
 def test_missing_metadata(tmp_path: Path) -> None:

