@@ -17,14 +17,17 @@ for step):
    batch's statistics and updating the moving statistics. A layer keeps
    the caches of its last pass only, so each pass is followed at once by
    its backward pass: real pass, real backward, fake pass, fake backward.
-   The summed gradients go to ``d_optimizer``. No gradient flows into G here.
+   The summed gradients go to ``d_optimizer``. No gradient flows into G here,
+   so D's backward passes skip the gradient w.r.t. the images
+   (``input_gradient=False``).
 
 3. Generator step. D, with its new weights, runs again on ``x_fake`` in
    training mode and ``L_G = generator_loss(logits, form)``. The backward
    pass goes through D down to ``dL_G/dx_fake`` and then through G, using
    the caches of step 1. Only G's gradients go to ``g_optimizer``. D's
-   weight gradients from this pass are discarded, so D's weights do not
-   change in this step.
+   backward pass skips its weight gradients (``weight_gradients=False``,
+   which also empties D's ``grads``), so D's weights do not change in this
+   step, and G's skips the gradient w.r.t. z.
 
 Batch normalization's moving statistics in D are updated on every
 training-mode pass: twice in step 2 (real, then fake) and once more in
@@ -203,13 +206,13 @@ class GAN:
         real_logits = D.forward(x_real, training=True)  # (batch, 1)
         ones = np.ones_like(real_logits)
         real_loss = _BCE_FROM_LOGITS(ones, real_logits)
-        D.backward(_BCE_FROM_LOGITS.gradient(ones, real_logits))
+        D.backward(_BCE_FROM_LOGITS.gradient(ones, real_logits), input_gradient=False)
         d_grads = {key: grad.copy() for key, grad in D.grads.items()}
 
         fake_logits = D.forward(x_fake, training=True)  # (batch_z, 1)
         zeros = np.zeros_like(fake_logits)
         fake_loss = _BCE_FROM_LOGITS(zeros, fake_logits)
-        D.backward(_BCE_FROM_LOGITS.gradient(zeros, fake_logits))
+        D.backward(_BCE_FROM_LOGITS.gradient(zeros, fake_logits), input_gradient=False)
         for key, grad in D.grads.items():
             d_grads[key] += grad
 
@@ -220,15 +223,16 @@ class GAN:
 
         ``x_fake`` must be the output of G's last forward pass, because the
         backward pass through G uses the caches of that pass. D runs in
-        training mode; the gradients it computes for its own weights are
-        not returned and D's weights are not changed.
+        training mode but skips the gradients of its own weights, so D's
+        weights are not changed and ``D.grads`` raises until D's next full
+        backward pass.
         """
         G, D = self.generator, self.discriminator
 
         logits = D.forward(x_fake, training=True)  # (batch_z, 1)
         g_loss, grad_logits = generator_loss(logits, self.generator_loss)
-        dx_fake = D.backward(grad_logits)  # (batch_z, 28, 28, 1)
-        G.backward(dx_fake)
+        dx_fake = D.backward(grad_logits, weight_gradients=False)  # (batch_z, 28, 28, 1)
+        G.backward(dx_fake, input_gradient=False)
         return g_loss, G.grads
 
     def generate(self, z: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ trainable weights, which the model exposes under ``"{layer.name}/{weight}"``
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -21,6 +22,15 @@ import numpy as np
 from scratch.layers.base import Layer
 
 logger = logging.getLogger(__name__)
+
+
+def _accepts_gradient_options(layer: Layer) -> bool:
+    """Return whether ``layer.backward`` takes ``weight_gradients`` and ``input_gradient``."""
+    # NOTE: BatchNormalization.backward does not take them yet. It then runs
+    # in full: its weight gradients are two per-channel sums that its dx needs
+    # anyway, and Sequential empties its grads when they are not wanted.
+    parameters = inspect.signature(layer.backward).parameters
+    return "weight_gradients" in parameters and "input_gradient" in parameters
 
 
 class Sequential:
@@ -129,12 +139,48 @@ class Sequential:
             h = layer.forward(h, training=training)
         return h
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Return dL/dx from dL/dy, storing every layer's weight gradients on the way."""
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray | None:
+        """Return dL/dx from dL/dy, storing every layer's weight gradients on the way.
+
+        Args:
+            grad_output: dL/dy, of the last forward pass's output shape.
+            weight_gradients: with False no layer computes its weight
+                gradients and every layer with weights empties its ``grads``,
+                so ``self.grads`` raises until the next full backward pass
+                (a GAN's generator step needs dL/dx through D, not D's
+                weight gradients).
+            input_gradient: with False the first layer skips dL/dx and this
+                returns None (a GAN's discriminator step needs D's weight
+                gradients, not the gradient w.r.t. the images).
+        """
         grad = grad_output
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-        return grad
+        layers = self.layers
+        if not input_gradient:
+            # Layers below the first one with weights only pass dL/dx down,
+            # which nobody needs here, so they need not run at all.
+            with_weights = [index for index, layer in enumerate(layers) if layer.params]
+            layers = layers[with_weights[0] :] if with_weights else []
+        for index in range(len(layers) - 1, -1, -1):
+            layer = layers[index]
+            options = {
+                "weight_gradients": weight_gradients,
+                "input_gradient": input_gradient or index > 0,
+            }
+            if all(options.values()):
+                grad = layer.backward(grad)
+            elif _accepts_gradient_options(layer):
+                grad = layer.backward(grad, **options)
+            else:
+                grad = layer.backward(grad)
+                if not weight_gradients:
+                    layer.grads.clear()
+        return grad if input_gradient else None
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)

@@ -103,7 +103,13 @@ class ReLU(Layer):
             y = np.minimum(y, self.max_value)
         return y.astype(x.dtype, copy=False)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._x)
         grad_output = self._check_grad_output(grad_output, self._x.shape)
         x = self._x
@@ -181,7 +187,13 @@ class LeakyReLU(Layer):
             return np.maximum(x, slope * x)
         return np.where(x > 0, x, slope * x)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._x)
         grad_output = self._check_grad_output(grad_output, self._x.shape)
 
@@ -217,7 +229,13 @@ class Tanh(Layer):
         self._y = y
         return y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._y)
         grad_output = self._check_grad_output(grad_output, self._y.shape)
 
@@ -245,7 +263,13 @@ class Sigmoid(Layer):
         self._y = y.astype(x.dtype, copy=False)
         return self._y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._y)
         grad_output = self._check_grad_output(grad_output, self._y.shape)
 
@@ -267,7 +291,13 @@ class Linear(Layer):
         self._shape = x.shape
         return x
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._shape)
         return self._check_grad_output(grad_output, self._shape)
 

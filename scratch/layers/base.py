@@ -4,7 +4,9 @@ A scratch layer mirrors a Keras layer: the same argument names, the same
 weight names and shapes, and the same weight order in ``get_weights()``.
 Unlike Keras, it has no automatic differentiation. Each layer writes out its
 own ``backward``: given dL/d(output) it returns dL/d(input) and stores dL/dw
-for every trainable weight ``w`` in ``self.grads``.
+for every trainable weight ``w`` in ``self.grads``. Two keywords of
+``backward`` let a caller skip work whose result it would throw away (see
+``Layer.backward``).
 
 Weights live in two ordered dictionaries:
 
@@ -223,8 +225,30 @@ class Layer:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray | None:
+        """Return dL/d(input) from dL/d(output) and store dL/dw in ``self.grads``.
+
+        Args:
+            grad_output: dL/d(output), of the last forward pass's output shape.
+            weight_gradients: compute and store the weight gradients. With
+                False a layer that has weights skips them and empties
+                ``self.grads``, so no optimiser can apply the gradients of an
+                earlier pass by mistake. Layers without weights ignore it.
+            input_gradient: compute dL/d(input). With False the caller does
+                not need it: a layer may skip it and return None (a network's
+                first layer), or compute it anyway when it is cheap.
+        """
         raise NotImplementedError
+
+    def _discard_weight_gradients(self) -> None:
+        """Empty ``self.grads`` when a backward pass skips the weight gradients."""
+        self.grads.clear()
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)

@@ -19,6 +19,7 @@ from scratch.layers.conv_utils import (
     SHARED_WORKSPACE,
     Pads,
     Workspace,
+    batch_chunks,
     check_data_format,
     check_dilation_rate,
     check_filters,
@@ -80,6 +81,62 @@ def conv2d_forward(
     return y.reshape(x.shape[0], out_height, out_width, filters), columns
 
 
+def conv2d_chunked_forward(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    strides: tuple[int, int],
+    pads: Pads,
+    workspace: Workspace | None = None,
+) -> np.ndarray:
+    """Return ``conv2d_forward``'s ``y`` only, one chunk of the batch at a time.
+
+    The same products as ``conv2d_forward``, but each chunk's im2col matrix is
+    still in the processor's cache when the product reads it (see
+    ``batch_chunks``), and no matrix is kept for the backward pass.
+    """
+    kh, kw, in_channels, filters = kernel.shape
+    x_pad = pad_spatial(x, pads)  # (batch, top + H + bottom, left + W + right, in)
+    out_height, out_width = windowed_output_size(x_pad.shape, (kh, kw), strides)
+    kernel_matrix = kernel.reshape(kh * kw * in_channels, filters)
+    y = np.empty((x.shape[0], out_height, out_width, filters), dtype=x.dtype)
+
+    bytes_per_sample = out_height * out_width * kernel_matrix.shape[0] * x.itemsize
+    for chunk in batch_chunks(x.shape[0], bytes_per_sample):
+        rows = (chunk.stop - chunk.start) * out_height * out_width
+        out = None if workspace is None else workspace.get((rows, kernel_matrix.shape[0]), x.dtype)
+        columns = im2col(x_pad[chunk], (kh, kw), strides, out=out)  # (rows, kh * kw * in)
+        np.matmul(columns, kernel_matrix, out=y[chunk].reshape(rows, filters))
+    return y
+
+
+def conv2d_chunked_kernel_gradient(
+    x: np.ndarray,
+    grad_output: np.ndarray,
+    kernel_shape: tuple[int, ...],
+    strides: tuple[int, int],
+    pads: Pads,
+    workspace: Workspace | None = None,
+) -> np.ndarray:
+    """Return ``conv2d_kernel_gradient`` from ``x`` itself, one chunk of the batch at a time.
+
+    Sums ``columns.T @ dy`` over the chunks, each chunk's im2col matrix
+    rebuilt from ``x`` while the product can read it from the cache.
+    """
+    kh, kw, in_channels, filters = kernel_shape
+    x_pad = pad_spatial(x, pads)  # (batch, top + H + bottom, left + W + right, in)
+    out_height, out_width = grad_output.shape[1:3]
+    window_size = kh * kw * in_channels
+    dkernel = np.zeros((window_size, filters), dtype=x.dtype)
+
+    bytes_per_sample = out_height * out_width * window_size * x.itemsize
+    for chunk in batch_chunks(x.shape[0], bytes_per_sample):
+        rows = (chunk.stop - chunk.start) * out_height * out_width
+        out = None if workspace is None else workspace.get((rows, window_size), x.dtype)
+        columns = im2col(x_pad[chunk], (kh, kw), strides, out=out)  # (rows, kh * kw * in)
+        dkernel += columns.T @ grad_output[chunk].reshape(rows, filters)
+    return dkernel.reshape(kernel_shape)
+
+
 def conv2d_kernel_gradient(
     columns: np.ndarray, grad_output: np.ndarray, kernel_shape: tuple[int, ...]
 ) -> np.ndarray:
@@ -104,7 +161,8 @@ def conv2d_input_gradient(
 
     Maps to the ``dx_pad[...] += ...`` line of ``conv2d_backward_loop``: one
     product gives every window's gradient, and ``col2im`` adds the windows
-    back onto the padded input, whose border is then cropped.
+    back onto the padded input, whose border is then cropped. Both run on
+    chunks of the batch (``batch_chunks``), which gives the same sums.
 
     Args:
         grad_output: dL/dy, ``(batch, out_height, out_width, filters)``.
@@ -121,16 +179,24 @@ def conv2d_input_gradient(
     (top, bottom), (left, right) = pads
     batch, height, width, _ = input_shape
 
-    dy = grad_output.reshape(-1, filters)  # (batch * out_h * out_w, filters)
     kernel_matrix = kernel.reshape(kh * kw * in_channels, filters)
-    if workspace is None:
-        dcolumns = dy @ kernel_matrix.T  # (batch * out_h * out_w, kh * kw * in)
-    else:
-        dcolumns = workspace.get((dy.shape[0], kh * kw * in_channels), dy.dtype)
-        np.matmul(dy, kernel_matrix.T, out=dcolumns)
-
     padded_shape = (batch, top + height + bottom, left + width + right, in_channels)
-    dx_pad = col2im(dcolumns, padded_shape, (kh, kw), strides)
+    dx_pad = np.zeros(padded_shape, dtype=grad_output.dtype)
+
+    # One chunk of the batch at a time, so that col2im reads the window
+    # gradients from the cache right after the product wrote them.
+    pixels = grad_output.shape[1] * grad_output.shape[2]
+    bytes_per_sample = pixels * kernel_matrix.shape[0] * grad_output.itemsize
+    for chunk in batch_chunks(batch, bytes_per_sample):
+        dy = grad_output[chunk].reshape(-1, filters)  # (chunk * out_h * out_w, filters)
+        if workspace is None:
+            dcolumns = dy @ kernel_matrix.T  # (chunk * out_h * out_w, kh * kw * in)
+        else:
+            dcolumns = workspace.get((dy.shape[0], kh * kw * in_channels), dy.dtype)
+            np.matmul(dy, kernel_matrix.T, out=dcolumns)
+        chunk_shape = (dy.shape[0] // pixels, *padded_shape[1:])
+        col2im(dcolumns, chunk_shape, (kh, kw), strides, out=dx_pad[chunk])
+
     return crop_spatial(dx_pad, pads)  # (batch, H, W, in)
 
 
@@ -303,7 +369,7 @@ class Conv2D(Layer):
         pads = self.padding_amounts(x.shape)
 
         if self.implementation == "fast":
-            z, _ = conv2d_forward(x, kernel, self.strides, pads, self._workspace)
+            z = conv2d_chunked_forward(x, kernel, self.strides, pads, self._workspace)
         else:
             z = conv2d_forward_loop(x, kernel, self.strides, pads)
 
@@ -315,7 +381,19 @@ class Conv2D(Layer):
             return self.activation_layer.forward(z, training=training)
         return z
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray | None:
+        """Return dL/dx and store dL/dkernel and dL/dbias (see ``Layer.backward``).
+
+        ``weight_gradients=False`` skips the im2col matrix and the kernel
+        product and empties ``self.grads``; ``input_gradient=False`` skips
+        dx's product and ``col2im`` and returns None.
+        """
         self._require_forward(self._cache)
         input_shape, output_shape, pads, kernel, x = self._cache
         grad_output = self._check_grad_output(grad_output, output_shape)
@@ -324,26 +402,30 @@ class Conv2D(Layer):
         if self.activation_layer is not None:
             dz = self.activation_layer.backward(grad_output)
 
-        if self.implementation == "fast":
+        if not weight_gradients:
+            self._discard_weight_gradients()
+
+        dx = None
+        if self.implementation == "loop":
+            dx, dkernel = conv2d_backward_loop(dz, x, kernel, self.strides, pads)
+        elif weight_gradients:
             # The im2col matrix is rebuilt here, not kept from forward: with a
             # 4x4 kernel and strides 2 it is 4 times the size of x, and one copy
-            # costs little next to the products. It and dx's window gradients
-            # share the layer's workspace, one after the other.
-            x_pad = pad_spatial(x, pads)
-            out_height, out_width = output_shape[1:3]
-            rows = x.shape[0] * out_height * out_width
-            columns = self._workspace.get((rows, kernel[..., 0].size), x.dtype)
-            im2col(x_pad, self.kernel_size, self.strides, out=columns)
-            dx, dkernel = conv2d_backward(
-                dz, columns, kernel, input_shape, self.strides, pads, self._workspace
+            # costs little next to the products.
+            dkernel = conv2d_chunked_kernel_gradient(
+                x, dz, kernel.shape, self.strides, pads, self._workspace
             )
-        else:
-            dx, dkernel = conv2d_backward_loop(dz, x, kernel, self.strides, pads)
-        self.grads["kernel"] = dkernel
+        if self.implementation == "fast" and input_gradient:
+            # After dkernel, because dx's window gradients overwrite the workspace.
+            dx = conv2d_input_gradient(
+                dz, kernel, input_shape, self.strides, pads, self._workspace
+            )
 
-        if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # (filters,)
-        return dx
+        if weight_gradients:
+            self.grads["kernel"] = dkernel
+            if self.use_bias:
+                self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # (filters,)
+        return dx if input_gradient else None
 
     def get_config(self) -> dict:
         return {

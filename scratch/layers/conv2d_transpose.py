@@ -20,7 +20,11 @@ import numpy as np
 from scratch import initializers
 from scratch.layers import activations
 from scratch.layers.base import Layer
-from scratch.layers.conv2d import conv2d_forward, conv2d_input_gradient, conv2d_kernel_gradient
+from scratch.layers.conv2d import (
+    conv2d_chunked_forward,
+    conv2d_chunked_kernel_gradient,
+    conv2d_input_gradient,
+)
 from scratch.layers.conv_reference import (
     conv2d_transpose_backward_loop,
     conv2d_transpose_forward_loop,
@@ -88,12 +92,16 @@ def conv2d_transpose_backward(
     """Return ``(dx, dkernel)`` for ``conv2d_transpose_forward``.
 
     Maps to ``conv2d_transpose_backward_loop``: ``dx`` is the convolution of
-    dL/dy with the same kernel (one product on the im2col matrix of dL/dy),
-    and ``dkernel`` reuses that matrix with ``x`` in the role of dL/dy.
+    dL/dy with the same kernel (products on the im2col matrix of dL/dy),
+    and ``dkernel`` is that convolution's kernel gradient with ``x`` in the
+    role of its dL/dy.
     """
-    # dx: (batch, H, W, in). dy_columns may be the workspace, read once below.
-    dx, dy_columns = conv2d_forward(grad_output, kernel, strides, pads, workspace)
-    dkernel = conv2d_kernel_gradient(dy_columns, x, kernel.shape)  # (kh, kw, filters, in)
+    # Each function builds the im2col matrix of dL/dy one batch chunk at a
+    # time, which costs a second im2col but keeps every matrix in the cache.
+    dx = conv2d_chunked_forward(grad_output, kernel, strides, pads, workspace)  # (batch, H, W, in)
+    dkernel = conv2d_chunked_kernel_gradient(
+        grad_output, x, kernel.shape, strides, pads, workspace
+    )  # (kh, kw, filters, in)
     return dx, dkernel
 
 
@@ -289,7 +297,19 @@ class Conv2DTranspose(Layer):
             return self.activation_layer.forward(z, training=training)
         return z
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray | None:
+        """Return dL/dx and store dL/dkernel and dL/dbias (see ``Layer.backward``).
+
+        ``weight_gradients=False`` skips the kernel product and empties
+        ``self.grads``. dx and dkernel share one im2col matrix of dL/dy, so
+        ``input_gradient=False`` only returns None instead of dx.
+        """
         self._require_forward(self._cache)
         output_shape, pads, kernel, x = self._cache
         grad_output = self._check_grad_output(grad_output, output_shape)
@@ -298,17 +318,23 @@ class Conv2DTranspose(Layer):
         if self.activation_layer is not None:
             dz = self.activation_layer.backward(grad_output)
 
-        if self.implementation == "fast":
+        if not weight_gradients:
+            self._discard_weight_gradients()
+
+        if self.implementation == "loop":
+            dx, dkernel = conv2d_transpose_backward_loop(dz, x, kernel, self.strides, pads)
+        elif weight_gradients:
             dx, dkernel = conv2d_transpose_backward(
                 dz, x, kernel, self.strides, pads, self._workspace
             )
         else:
-            dx, dkernel = conv2d_transpose_backward_loop(dz, x, kernel, self.strides, pads)
-        self.grads["kernel"] = dkernel
+            dx = conv2d_chunked_forward(dz, kernel, self.strides, pads, self._workspace)
 
-        if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # (filters,)
-        return dx
+        if weight_gradients:
+            self.grads["kernel"] = dkernel
+            if self.use_bias:
+                self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # (filters,)
+        return dx if input_gradient else None
 
     def get_config(self) -> dict:
         return {

@@ -120,7 +120,26 @@ class Dense(Layer):
         self._output_shape = y.shape
         return y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray | None:
+        """Return dL/dx and store dL/dkernel and dL/dbias (see ``Layer.backward``).
+
+        ``weight_gradients=False`` empties ``self.grads`` after the pass;
+        ``input_gradient=False`` returns None. Both products are small here,
+        so the exercise below computes everything.
+        """
+        dx = self._full_backward(grad_output)
+        if not weight_gradients:
+            self._discard_weight_gradients()
+        return dx if input_gradient else None
+
+    def _full_backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """Return dL/dx and store dL/dkernel and dL/dbias, every gradient of the layer."""
         self._require_forward(self._x)
         grad_output = self._check_grad_output(grad_output, self._output_shape)
         x = self._x

@@ -177,7 +177,13 @@ class Dropout(Layer):
         y = np.where(self._keep, x * self._scale, np.zeros((), dtype=x.dtype))
         return y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._input_shape)
         grad_output = self._check_grad_output(grad_output, self._input_shape)
 

@@ -98,7 +98,13 @@ class Reshape(Layer):
 
         return x.reshape(output_shape)  # (batch, *target_shape)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._input_shape)
         grad_output = self._check_grad_output(
             grad_output, self.compute_output_shape(self._input_shape)
@@ -172,7 +178,13 @@ class Flatten(Layer):
             x = x.transpose(axes)  # (batch, ..., channels)
         return x.reshape(output_shape)  # (batch, features)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray:
         self._require_forward(self._input_shape)
         grad_output = self._check_grad_output(
             grad_output, self.compute_output_shape(self._input_shape)
