@@ -26,9 +26,8 @@ logger = logging.getLogger(__name__)
 
 def _accepts_gradient_options(layer: Layer) -> bool:
     """Return whether ``layer.backward`` takes ``weight_gradients`` and ``input_gradient``."""
-    # NOTE: BatchNormalization.backward does not take them yet. It then runs
-    # in full: its weight gradients are two per-channel sums that its dx needs
-    # anyway, and Sequential empties its grads when they are not wanted.
+    # A layer written outside this package (a student's, say) may define
+    # backward(grad_output) only; Sequential then runs it in full.
     parameters = inspect.signature(layer.backward).parameters
     return "weight_gradients" in parameters and "input_gradient" in parameters
 

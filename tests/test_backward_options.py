@@ -173,3 +173,25 @@ def test_gan_step_skips_unused_gradients(monkeypatch):
     assert sorted(input_gradient_channels) == [1, 64, 64, 64]
     with pytest.raises(RuntimeError, match="no gradient"):
         gan.discriminator.grads  # noqa: B018
+
+
+def test_batch_norm_options_skip_grads_and_dx() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 3, 2))
+    grad_output = rng.standard_normal(x.shape)
+    layer = BatchNormalization(dtype="float64")
+
+    layer.forward(x, training=True)
+    dx_full = layer.backward(grad_output)
+    grads_full = dict(layer.grads)
+
+    layer.forward(x, training=True)
+    dx_only = layer.backward(grad_output, weight_gradients=False)
+    assert layer.grads == {}
+    np.testing.assert_array_equal(dx_only, dx_full)
+
+    layer.forward(x, training=True)
+    nothing = layer.backward(grad_output, input_gradient=False)
+    assert nothing is None
+    np.testing.assert_array_equal(layer.grads["gamma"], grads_full["gamma"])
+    np.testing.assert_array_equal(layer.grads["beta"], grads_full["beta"])

@@ -269,12 +269,22 @@ class BatchNormalization(Layer):
     # ------------------------------------------------------------------ #
     # Backward
     # ------------------------------------------------------------------ #
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(
+        self,
+        grad_output: np.ndarray,
+        *,
+        weight_gradients: bool = True,
+        input_gradient: bool = True,
+    ) -> np.ndarray | None:
         """Return dL/dx and store dL/dgamma and dL/dbeta in ``self.grads``.
 
         Inference mode treats the moving statistics as constants, so
         ``dx = grad_output * gamma * inv_std``. Training mode also
         differentiates through the batch mean and variance.
+
+        With ``weight_gradients=False`` ``self.grads`` is left empty, and with
+        ``input_gradient=False`` this returns None. The two per-channel sums
+        behind dgamma and dbeta are computed either way, because dx needs them.
         """
         self._require_forward(self._cache)
         cache = self._cache
@@ -295,6 +305,11 @@ class BatchNormalization(Layer):
         if self.scale:
             self.grads["gamma"] = sum_dy_x_centered * inv_std
         # END SOLUTION
+
+        if not weight_gradients:
+            self.grads.clear()
+        if not input_gradient:
+            return None
 
         # dx_hat = grad_output * gamma. Only its per-channel factor is kept.
         gamma = self.params["gamma"] if self.scale else np.ones_like(inv_std)
