@@ -39,7 +39,8 @@ from scratch.data import scale_images
 from scratch.gradient_check import check_layer_gradients
 from scratch.layers.conv2d import Conv2D, conv2d_forward
 from scratch.layers.conv_reference import conv2d_forward_loop
-from scratch.layers.conv_utils import conv_output_length, conv_padding, im2col, pad_spatial
+from scratch.layers.conv_utils import conv_output_length, conv_padding
+from scratch.layers.im2col import im2col, pad_spatial
 
 OUTPUT_DIR = Path("runs") / "lessons" / "04_conv2d"
 OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -296,7 +297,7 @@ for kernel_size, strides, padding in [
 #    `conv_output_length` and `conv_padding`.
 # 2. Write `im2col` yourself with two loops over the kernel offsets
 #    `(di, dj)` (each step copies one strided slice of the padded input for
-#    all windows at once) and compare it with `scratch.layers.conv_utils.im2col`.
+#    all windows at once) and compare it with `scratch.layers.im2col.im2col`.
 # 3. A convolution with a kernel of size 1 and stride 1 is a `Dense` layer
 #    applied at every pixel. Show this numerically: copy the Conv2D kernel,
 #    reshaped to `(in_channels, filters)`, into a `Dense` layer and compare

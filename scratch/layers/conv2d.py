@@ -16,10 +16,7 @@ from scratch.layers import activations
 from scratch.layers.base import Layer
 from scratch.layers.conv_reference import conv2d_backward_loop, conv2d_forward_loop
 from scratch.layers.conv_utils import (
-    SHARED_WORKSPACE,
     Pads,
-    Workspace,
-    batch_chunks,
     check_data_format,
     check_dilation_rate,
     check_filters,
@@ -27,13 +24,18 @@ from scratch.layers.conv_utils import (
     check_implementation,
     check_input_channels,
     check_input_rank,
-    col2im,
     conv_output_length,
     conv_padding,
-    crop_spatial,
-    im2col,
     normalize_padding,
     normalize_tuple,
+)
+from scratch.layers.im2col import (
+    SHARED_WORKSPACE,
+    Workspace,
+    batch_chunks,
+    col2im,
+    crop_spatial,
+    im2col,
     pad_spatial,
     windowed_output_size,
 )

@@ -30,9 +30,7 @@ from scratch.layers.conv_reference import (
     conv2d_transpose_forward_loop,
 )
 from scratch.layers.conv_utils import (
-    SHARED_WORKSPACE,
     Pads,
-    Workspace,
     check_data_format,
     check_dilation_rate,
     check_filters,
@@ -45,6 +43,7 @@ from scratch.layers.conv_utils import (
     normalize_padding,
     normalize_tuple,
 )
+from scratch.layers.im2col import SHARED_WORKSPACE, Workspace
 
 
 # ---------------------------------------------------------------------- #

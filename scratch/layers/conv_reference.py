@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch.layers.conv_utils import Pads, crop_spatial, pad_spatial, windowed_output_size
+from scratch.layers.conv_utils import Pads
+from scratch.layers.im2col import crop_spatial, pad_spatial, windowed_output_size
 
 
 def conv2d_forward_loop(
