@@ -142,7 +142,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """
     path = Path(path)
     if path.is_dir():
-        # A run folder (the --out of `mnistgen train`) holds its checkpoint.
+        # A run folder (the --out of `mnistgen train`) contains its checkpoint.
         path = path / "checkpoint.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
