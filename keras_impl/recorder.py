@@ -1,4 +1,4 @@
-"""What happens between training steps, for either backend: metrics, outputs, Ctrl-C.
+"""Bookkeeping between training steps, for either backend: metrics, outputs, Ctrl-C.
 
 ``RunRecorder`` writes the per-step metrics CSV, drives the progress bar,
 stops the run on a non-finite metric, and after each epoch saves the image
@@ -36,11 +36,14 @@ logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss or D output became NaN or infinite; the message says where and what was kept."""
+    """A loss or D output that became NaN or infinite.
+
+    The message names the step, the bad values and the checkpoint kept.
+    """
 
 
 # ---------------------------------------------------------------------- #
-# Ctrl-C: the first SIGINT asks for a stop at the next step boundary
+# Ctrl-C: the first SIGINT requests a stop at the next step boundary
 # ---------------------------------------------------------------------- #
 class StopRequest:
     """Install a SIGINT handler that sets a flag; a second SIGINT raises KeyboardInterrupt."""

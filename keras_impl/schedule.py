@@ -128,7 +128,10 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """How a run ended: ``status`` is "finished", "interrupted", "non-finite" or "up-to-date"."""
+    """The outcome of a run.
+
+    ``status`` is "finished", "interrupted", "non-finite" or "up-to-date".
+    """
 
     status: str
     epoch: int

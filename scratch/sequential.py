@@ -162,7 +162,7 @@ class Sequential:
         layers = self.layers
         if not input_gradient:
             # Layers below the first one with weights only pass dL/dx down,
-            # which nobody needs here, so they need not run at all.
+            # which the caller does not need here, so they need not run at all.
             with_weights = [index for index, layer in enumerate(layers) if layer.params]
             layers = layers[with_weights[0] :] if with_weights else []
         for index in range(len(layers) - 1, -1, -1):
