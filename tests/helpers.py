@@ -49,3 +49,34 @@ def assert_same_dtype(name: str, actual: np.ndarray, dtype: np.dtype) -> None:
     assert np.asarray(actual).dtype == np.dtype(dtype), (
         f"{name}: dtype {np.asarray(actual).dtype}, expected {np.dtype(dtype)}"
     )
+
+
+def assert_layer_matches_keras(
+    layer: object,
+    keras_layer: object,
+    x: np.ndarray,
+    grad_output: np.ndarray,
+    training: bool = True,
+) -> None:
+    """Assert that a scratch layer's output and every gradient match its Keras twin.
+
+    Both layers must already share weights. Checks the output shape, output,
+    dL/dx and dL/dw for every trainable weight, and that each keeps the input dtype.
+    """
+    from keras_impl.reference import keras_forward_backward
+
+    dtype = x.dtype
+    expected = keras_forward_backward(keras_layer, x, grad_output, training=training)
+
+    output = layer.forward(x, training=training)
+    grad_input = layer.backward(grad_output)
+
+    assert layer.compute_output_shape(x.shape) == expected.output.shape
+    assert_close("output", output, expected.output)
+    assert_close("dL/dx", grad_input, expected.grad_input)
+    assert sorted(layer.grads) == sorted(expected.grad_params)
+    for name, grad in expected.grad_params.items():
+        assert_close(f"dL/d{name}", layer.grads[name], grad)
+        assert_same_dtype(f"dL/d{name}", layer.grads[name], dtype)
+    assert_same_dtype("output", output, dtype)
+    assert_same_dtype("dL/dx", grad_input, dtype)

@@ -8,10 +8,9 @@ import re
 import keras
 import numpy as np
 import pytest
-from helpers import assert_close, assert_same_dtype
+from helpers import assert_layer_matches_keras
 from test_conv_reference import CONV2D_CASES, ConvCase
 
-from keras_impl.reference import keras_forward_backward
 from scratch.gradient_check import check_layer_gradients
 from scratch.layers.conv2d import Conv2D
 
@@ -32,20 +31,7 @@ def _compare_with_keras(case: ConvCase, dtype: str, seed: int, **kwargs: object)
     x = rng.standard_normal(case.input_shape).astype(dtype)
     output_shape = tuple(keras_layer.compute_output_shape(case.input_shape))
     grad_output = rng.standard_normal(output_shape).astype(dtype)
-    expected = keras_forward_backward(keras_layer, x, grad_output, training=True)
-
-    output = layer.forward(x, training=True)
-    grad_input = layer.backward(grad_output)
-
-    assert layer.compute_output_shape(case.input_shape) == output_shape
-    assert_close("output", output, expected.output)
-    assert_close("dL/dx", grad_input, expected.grad_input)
-    assert sorted(layer.grads) == sorted(expected.grad_params)
-    for name, grad in expected.grad_params.items():
-        assert_close(f"dL/d{name}", layer.grads[name], grad)
-        assert_same_dtype(f"dL/d{name}", layer.grads[name], dtype)
-    assert_same_dtype("output", output, dtype)
-    assert_same_dtype("dL/dx", grad_input, dtype)
+    assert_layer_matches_keras(layer, keras_layer, x, grad_output)
 
 
 @pytest.mark.equivalence
