@@ -4,7 +4,7 @@ Each epoch is one ``fit`` call on that epoch's images and noise, in the
 order ``keras_impl.schedule`` fixes (``shuffle=False``, noise passed as the
 second element of each batch). ``RecorderCallback`` hands every step's
 metrics to the ``RunRecorder`` (CSV, progress bar, non-finite check,
-Ctrl-C) and, after a complete epoch, asks it for the grid, GIF, plot and
+Ctrl-C) and, after a complete epoch, requests the grid, GIF, plot and
 checkpoint.
 
 Resuming restores every weight (moving statistics included), both Adam

@@ -82,7 +82,7 @@ class RunRecorder:
     """Record steps and epochs for either backend and own every output file.
 
     The backend calls ``before_step()`` and ``after_step(metrics)`` around
-    each training step and ``end_epoch()`` after each epoch; it provides
+    each training step and ``end_epoch()`` after each epoch. It provides
     ``generate(z)`` and ``snapshot()`` (weights and training state for the
     checkpoint). ``after_step`` raises KeyboardInterrupt when Ctrl-C was
     pressed (or ``step_hook`` raises it), and NonFiniteLossError on a NaN or

@@ -3,7 +3,7 @@
 Both backends run the same schedule, so their runs can be compared:
 
 - Each epoch visits ``steps_per_epoch = n_images // batch_size`` batches of a
-  fresh permutation of the images; the last partial batch is dropped, so
+  fresh permutation of the images. The last partial batch is dropped, so
   every batch has the same size. The permutation of epoch ``e`` (counting
   from 0) is drawn from ``default_rng([seed, 1, e])``.
 - The noise of global step ``s`` (counting from 1) is drawn from

@@ -83,7 +83,7 @@ def _make_backend(config: TrainConfig, checkpoint: checkpoints.Checkpoint | None
 
 
 def train(config: TrainConfig, step_hook: StepHook | None = None) -> TrainResult:
-    """Train a GAN as ``config`` says and return how the run ended.
+    """Train a GAN with the settings in ``config`` and return the outcome.
 
     ``step_hook(epoch, step)`` runs after every recorded step; raising
     KeyboardInterrupt there acts like Ctrl-C at that step (tests use this).

@@ -164,10 +164,10 @@ print(f"-log 4 = {-np.log(4):.4f}")
 # The argument above shows: *if* $D$ is optimal, then $G$ minimising $V$
 # minimises the Jensen-Shannon divergence. The generator's gradient is only
 # a useful signal when $D$ is close to $D^*$ for the current $G$. At the
-# start, $D$ is random and knows nothing about either distribution, so a
+# start, $D$ is random and has learned nothing about either distribution, so a
 # step of $G$ against it goes nowhere in particular.
 #
-# That is why the training algorithm of the original paper takes $k$ steps
+# That is why the training algorithm of Goodfellow et al. (2014) takes $k$ steps
 # of $D$ (ascending $V$) and then one step of $G$ (descending $V$), and
 # repeats. In practice $k = 1$ is common for image GANs, but both networks
 # still alternate, and $D$ goes first in each round.

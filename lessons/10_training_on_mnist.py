@@ -237,7 +237,7 @@ for picture in ("baseline_samples", "baseline_metrics", "failure_d_too_strong", 
 #
 # ## Failure 2: mode collapse
 #
-# Nothing in a GAN's losses asks the generator to cover the whole data
+# Nothing in a GAN's losses requires the generator to cover the whole data
 # distribution, only to fool the current discriminator. If some output fools $D$ well, $G$
 # can send *every* $z$ to (nearly) that output. $D$ then learns to reject
 # it, $G$ jumps to another single output, and so on. This is **mode

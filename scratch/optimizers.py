@@ -312,7 +312,7 @@ class Adam(Optimizer):
         v    += (g**2 - v) * (1 - beta_2)         # velocity
         w    -= m * alpha / (sqrt(v) + epsilon)
 
-    This is the paper's algorithm with both bias corrections folded into
+    This is the algorithm of Kingma and Ba (2015) with both bias corrections folded into
     ``alpha``, so ``epsilon`` is added to ``sqrt(v)`` before the correction
     of ``v`` (the "epsilon hat" of Kingma and Ba), not after it. With
     ``amsgrad=True`` the last line uses ``v_hat = max(v_hat, v)``, the

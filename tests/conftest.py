@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
 # MNISTGEN_MNIST_DIR points the tests at another copy of the IDX files, e.g.
-# from a clone outside the folder that holds ``shared/``.
+# from a clone outside the folder that contains ``shared/``.
 SHARED_MNIST_DIR = Path(
     os.environ.get("MNISTGEN_MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist")
 )

@@ -80,7 +80,7 @@ class Layer:
         name: the layer's name. Defaults to the snake-case class name with a
             counter, as in Keras (``dense``, ``dense_1``, ...).
         dtype: ``'float32'``, ``'float64'`` or None. With None the layer takes
-            the dtype of the first input it sees. Inputs of any other dtype
+            the dtype of its first input. Inputs of any other dtype
             raise a TypeError instead of being cast silently.
 
     Subclasses implement ``build(input_shape)`` (create the weights),

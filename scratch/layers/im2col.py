@@ -167,7 +167,7 @@ def batch_chunks(batch: int, bytes_per_sample: int) -> list[slice]:
 
     NOTE: 4 MiB was the fastest of 8 to 64 samples of D's second
     convolution at batch size 256 on the 2-core machine in
-    docs/benchmarks.md (2 MiB L2 per core, 32 MiB shared L3); other
+    docs/benchmarks.md (2 MiB L2 per core, 32 MiB shared L3). Other
     processors may prefer another size.
     """
     size = max(1, CHUNK_BYTES // max(bytes_per_sample, 1))
